@@ -1,0 +1,1 @@
+"""Subcommands of ``medseg``, one module per domain (see :mod:`medseg_napari.cli`)."""

@@ -1,0 +1,1 @@
+"""napari glue: reader, writer, sample data and layer <-> Volume conversion."""

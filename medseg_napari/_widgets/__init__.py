@@ -1,0 +1,1 @@
+"""Thin Qt widgets: each collects parameters, calls the core and adds layers."""
