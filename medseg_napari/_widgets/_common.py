@@ -171,7 +171,8 @@ class JobPanel(QWidget):
         def run() -> Any:
             return func(*args, progress=bridge.progressed.emit, cancel=token, **kwargs)
 
-        worker = create_worker(run)
+        # Errors go to _on_errored (a one-line message), not re-raised in the GUI thread.
+        worker = create_worker(run, _ignore_errors=True)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
         worker.finished.connect(self._on_finished)

@@ -25,6 +25,7 @@ __all__ = [
     "READ_EXTENSIONS",
     "WRITE_EXTENSIONS",
     "DicomSeries",
+    "is_dicom_file",
     "is_readable_path",
     "list_dicom_series",
     "read_volume",
@@ -36,22 +37,28 @@ WRITE_EXTENSIONS = (".nii.gz", ".nii", ".nrrd", ".mha")
 
 _TAG_DESCRIPTION = "0008|103e"
 _TAG_MODALITY = "0008|0060"
-_TAG_NUMBER = "0020|0011"
 
 
 @dataclass(frozen=True)
 class DicomSeries:
-    """One DICOM series found in a folder."""
+    """One DICOM series found in a folder (``uid`` may be empty in anonymised data)."""
 
     uid: str
     description: str
     modality: str
     files: tuple[str, ...]
+    rows: int = 0
+    columns: int = 0
 
     @property
     def n_slices(self) -> int:
         """Number of files (slices) in the series."""
         return len(self.files)
+
+    @property
+    def n_voxels(self) -> int:
+        """Rows x columns x slices: how "large" the series is."""
+        return max(self.rows, 1) * max(self.columns, 1) * self.n_slices
 
     def to_dict(self) -> dict[str, object]:
         """Plain types for JSON and layer metadata."""
@@ -60,13 +67,16 @@ class DicomSeries:
             "description": self.description,
             "modality": self.modality,
             "n_slices": self.n_slices,
+            "rows": self.rows,
+            "columns": self.columns,
+            "folder": str(Path(self.files[0]).parent),
         }
 
 
 def is_readable_path(path: str | os.PathLike) -> bool:
     """Whether ``path`` looks like something :func:`read_volume` handles (cheap check)."""
     p = Path(path)
-    return p.is_dir() or full_suffix(p) in READ_EXTENSIONS
+    return p.is_dir() or full_suffix(p) in (*READ_EXTENSIONS, ".dcm", ".ima") or is_dicom_file(p)
 
 
 def _one_line(error: Exception) -> str:
@@ -79,7 +89,7 @@ def _one_line(error: Exception) -> str:
 
 
 def list_dicom_series(folder: str | os.PathLike) -> list[DicomSeries]:
-    """DICOM series in ``folder`` (not recursive), largest first.
+    """DICOM series in ``folder`` and its sub-folders, largest (most voxels) first.
 
     Raises
     ------
@@ -90,31 +100,49 @@ def list_dicom_series(folder: str | os.PathLike) -> list[DicomSeries]:
     if not folder.is_dir():
         raise VolumeReadError(f"{folder}: no such folder")
     reader = sitk.ImageSeriesReader()
-    uids = reader.GetGDCMSeriesIDs(str(folder))
     series = []
-    for uid in uids:
-        files = tuple(reader.GetGDCMSeriesFileNames(str(folder), uid))
-        if not files:
-            continue
-        info = sitk.ImageFileReader()
-        info.SetFileName(files[0])
-        info.LoadPrivateTagsOff()
-        try:
-            info.ReadImageInformation()
-            tags = {k: info.GetMetaData(k).strip() for k in info.GetMetaDataKeys()}
-        except RuntimeError:
-            tags = {}
-        series.append(
-            DicomSeries(
-                uid=uid,
-                description=tags.get(_TAG_DESCRIPTION, ""),
-                modality=tags.get(_TAG_MODALITY, ""),
-                files=files,
-            )
-        )
+    warnings = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # GDCM warns on every folder without DICOM
+    try:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames.sort()
+            if not filenames:
+                continue
+            for uid in reader.GetGDCMSeriesIDs(dirpath):
+                files = tuple(reader.GetGDCMSeriesFileNames(dirpath, uid))
+                if files:
+                    series.append(_describe_series(uid, files))
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(warnings)
     if not series:
         raise VolumeReadError(f"{folder}: no DICOM series found in this folder")
-    return sorted(series, key=lambda s: -s.n_slices)
+    return sorted(series, key=lambda s: -s.n_voxels)
+
+
+def _describe_series(uid: str, files: tuple[str, ...]) -> DicomSeries:
+    info = sitk.ImageFileReader()
+    info.SetFileName(files[0])
+    info.LoadPrivateTagsOff()
+    try:
+        info.ReadImageInformation()
+        tags = {k: info.GetMetaData(k).strip() for k in info.GetMetaDataKeys()}
+    except RuntimeError:
+        tags = {}
+    return DicomSeries(
+        uid=uid,
+        description=tags.get(_TAG_DESCRIPTION, ""),
+        modality=tags.get(_TAG_MODALITY, ""),
+        files=files,
+        rows=_int_tag(tags.get("0028|0010")),
+        columns=_int_tag(tags.get("0028|0011")),
+    )
+
+
+def _int_tag(value: str | None) -> int:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return 0
 
 
 def _read_dicom(folder: Path, series_uid: str | None) -> Volume:
@@ -176,7 +204,7 @@ def read_volume(path: str | os.PathLike, *, series_uid: str | None = None) -> Vo
         a folder holding a DICOM series.
     series_uid : str, optional
         For a DICOM folder with several series, which one to read (default: the
-        series with most slices). All series found are listed in
+        series with most voxels). All series found are listed in
         ``metadata["dicom_series"]``.
 
     Returns
@@ -205,7 +233,7 @@ def read_volume(path: str | os.PathLike, *, series_uid: str | None = None) -> Vo
     if path.is_dir():
         return _read_dicom(path, series_uid)
     suffix = full_suffix(path)
-    if suffix in (".dcm", ".ima") or (suffix == "" and _looks_like_dicom(path)):
+    if suffix in (".dcm", ".ima") or (suffix not in READ_EXTENSIONS and is_dicom_file(path)):
         return _read_dicom(path.parent, series_uid)
     if suffix not in READ_EXTENSIONS:
         raise VolumeReadError(
@@ -223,7 +251,8 @@ def read_volume(path: str | os.PathLike, *, series_uid: str | None = None) -> Vo
     return _checked_volume(image, path, source=str(path), format=suffix.lstrip(".").upper())
 
 
-def _looks_like_dicom(path: Path) -> bool:
+def is_dicom_file(path: str | os.PathLike) -> bool:
+    """Whether a file starts with the DICOM preamble and ``DICM`` magic."""
     try:
         with open(path, "rb") as fh:
             fh.seek(128)

@@ -37,7 +37,9 @@ def dice_scores(
     labels = [int(v) for v in labels]
     n = int(max(prediction.max(initial=0), reference.max(initial=0), *labels, 0)) + 1
     # One joint histogram gives every label's intersection and sizes in a single pass.
-    joint = np.bincount(prediction.ravel().astype(np.int64) * n + reference.ravel().astype(np.int64), minlength=n * n)
+    joint = np.bincount(
+        prediction.ravel().astype(np.int64) * n + reference.ravel().astype(np.int64), minlength=n * n
+    )
     joint = joint.reshape(n, n)
     pred_sizes, ref_sizes = joint.sum(axis=1), joint.sum(axis=0)
     scores = {}

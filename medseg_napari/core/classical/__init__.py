@@ -1,0 +1,1 @@
+"""Classical segmentation: thresholds, seeded region growing and mask-editing tools."""
