@@ -110,7 +110,10 @@ def main() -> None:
     def simpleitk():
         itk_image = sitk.GetImageFromArray(image)
         start = time.perf_counter()
-        out = sitk.ConnectedThreshold(itk_image, seedList=[seed[::-1]], lower=low, upper=high)
+        # ITK casts the bounds to the pixel type (truncation): give it the integer range.
+        out = sitk.ConnectedThreshold(
+            itk_image, seedList=[seed[::-1]], lower=float(np.ceil(low)), upper=float(np.floor(high))
+        )
         sitk_filter_times.append(time.perf_counter() - start)
         return sitk.GetArrayViewFromImage(out).astype(bool)
 

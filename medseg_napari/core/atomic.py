@@ -42,6 +42,10 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{full_suffix(target)}", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp makes the file private (0600); give it the mode a normal write would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, (target.stat().st_mode & 0o777) if target.exists() else 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, target)

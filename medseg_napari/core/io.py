@@ -9,7 +9,9 @@ rename), so an interrupted save never leaves a half-written mask behind.
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,7 +250,31 @@ def read_volume(path: str | os.PathLike, *, series_uid: str | None = None) -> Vo
         image = reader.Execute()
     except RuntimeError as error:
         raise VolumeReadError(f"{path}: cannot read, the file is corrupt or truncated ({_one_line(error)})") from None
+    _check_complete(path, image)
     return _checked_volume(image, path, source=str(path), format=suffix.lstrip(".").upper())
+
+
+def _check_complete(path: Path, image: sitk.Image) -> None:
+    """Refuse files ITK reads without complaint although data is missing.
+
+    ITK's NIfTI reader fills a truncated ``.nii.gz`` or ``.nii`` with zeros and
+    says nothing; a user would then correct a mask on a half-empty volume. So the
+    gzip stream is checked to its end marker and a plain ``.nii`` for its size.
+    """
+    problem = None
+    if path.name.lower().endswith(".gz"):
+        try:
+            with gzip.open(path, "rb") as fh:
+                while fh.read(1 << 24):
+                    pass
+        except (EOFError, OSError, zlib.error) as error:
+            problem = str(error) or type(error).__name__
+    elif full_suffix(path) == ".nii":
+        nbytes = image.GetNumberOfPixels() * image.GetNumberOfComponentsPerPixel() * image.GetSizeOfPixelComponent()
+        if path.stat().st_size < nbytes + 348:
+            problem = f"{path.stat().st_size} bytes for {nbytes} bytes of voxels"
+    if problem:
+        raise VolumeReadError(f"{path}: cannot read, the file is corrupt or truncated ({problem})")
 
 
 def is_dicom_file(path: str | os.PathLike) -> bool:

@@ -135,7 +135,7 @@ def test_malicious_pickle_refused(tmp_path):
 
 
 def test_only_monai_networks_are_built():
-    with pytest.raises(ModelFormatError, match="not a monai.networks.nets class"):
+    with pytest.raises(ModelFormatError, match=r"not a monai\.networks\.nets class"):
         build_network("os.system", {})
     with pytest.raises(ModelFormatError, match="no network class"):
         build_network("monai.networks.nets.NoSuchNet", {})
@@ -165,7 +165,7 @@ def test_shipped_models_have_cards_and_fit_the_size_limit():
 
 
 def test_resolve_unknown_model():
-    with pytest.raises(MedsegError, match="unknown model 'nope'.*phantom"):
+    with pytest.raises(MedsegError, match=r"unknown model 'nope'.*phantom"):
         resolve_model("nope")
     with pytest.raises(MedsegError, match="no such model file"):
         resolve_model("missing/model.pt")

@@ -155,3 +155,18 @@ def test_grown_region_box_and_full_mask_agree():
     outside = full.copy()
     outside[region.slices] = False
     assert not outside.any()
+
+
+def test_seeds_in_structures_of_different_brightness_each_grow_their_own():
+    rng = np.random.default_rng(7)
+    image = rng.normal(0, 3, (16, 40, 40)).astype(np.float32)
+    image[1:9, 3:17, 3:17] += 100
+    image[9:15, 20:36, 20:36] += 500
+    expected = np.zeros(image.shape, bool)
+    expected[1:9, 3:17, 3:17] = expected[9:15, 20:36, 20:36] = True
+    seeds = [(5, 10, 10), (12, 28, 28)]
+    mask = grow_region(image, seeds, spacing=(1, 1, 1), tolerance=4.0)
+    np.testing.assert_array_equal(mask, expected)  # pooled statistics would have taken the background too
+    region = seeded_region(image, [*seeds, (12, 30, 30)], spacing=(1, 1, 1), tolerance=4.0)
+    assert region.low < 100 < 500 < region.high
+    np.testing.assert_array_equal(region.full(), expected)

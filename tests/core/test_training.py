@@ -63,7 +63,7 @@ def test_dataset_folder_layout(tmp_path):
     (root / "labelsTr" / "._case_0.nii.gz").write_bytes(b"\x00")
     (root / "dataset.json").write_text(
         json.dumps({"name": "T", "labels": {"0": "background", "1": "a", "2": "b", "3": "c"},
-                    "modality": {"0": "T1", "1": "T2"}})  # fmt: skip
+                    "modality": {"0": "T1", "1": "T2"}})
     )
     ds = read_dataset(root)
     assert [c.name for c in ds.cases] == ["case_0", "case_1"]

@@ -66,7 +66,7 @@ def grow(qtbot, widget):
 
 
 def test_click_seeds_grow_writes_the_label_and_undo_restores(grow_setup, qtbot, phantom):
-    viewer, widget, image, labels = grow_setup
+    _viewer, widget, _image, labels = grow_setup
     seeds = widget.new_seeds_layer()
     assert seeds.mode == "add"
     seeds.add(centre_world(phantom, 2))  # a click at the sphere's centre, in world mm
@@ -110,7 +110,7 @@ def test_grow_makes_a_labels_layer_on_the_image_grid_when_none(make_napari_viewe
 
 
 def test_preview_shows_the_region_without_writing(grow_setup, qtbot, phantom):
-    viewer, widget, image, labels = grow_setup
+    _viewer, widget, _image, labels = grow_setup
     widget.new_seeds_layer().add(centre_world(phantom, 2))
     before = np.array(labels.data)
     with qtbot.waitSignal(widget.jobs.finished, timeout=20000):
@@ -122,7 +122,7 @@ def test_preview_shows_the_region_without_writing(grow_setup, qtbot, phantom):
 
 @pytest.mark.parametrize("case", ["no seeds layer", "empty seeds", "outside", "grid"])
 def test_grow_errors_give_a_message_and_change_nothing(grow_setup, make_napari_viewer, qtbot, phantom, case):
-    viewer, widget, image, labels = grow_setup
+    viewer, widget, _image, labels = grow_setup
     before = np.array(labels.data)
     if case == "empty seeds":
         widget.new_seeds_layer()
@@ -160,7 +160,7 @@ def threshold_setup(make_napari_viewer, qtbot, phantom):
 
 
 def test_threshold_live_preview_follows_the_slider(threshold_setup, qtbot):
-    viewer, widget, image, labels = threshold_setup
+    _viewer, widget, image, _labels = threshold_setup
     widget.slider.setValue((600.0, 800.0))
     expected = range_mask(np.asarray(image.data), low=widget.range()[0], high=widget.range()[1])
     qtbot.waitUntil(
@@ -175,7 +175,7 @@ def test_threshold_live_preview_follows_the_slider(threshold_setup, qtbot):
 
 
 def test_threshold_apply_writes_only_background_and_undo_restores(threshold_setup, qtbot):
-    viewer, widget, image, labels = threshold_setup
+    _viewer, widget, image, labels = threshold_setup
     widget.target.value.setValue(4)
     widget.slider.setValue((300.0, 500.0))  # the tissue around the structures
     before = np.array(labels.data)
@@ -194,7 +194,7 @@ def test_threshold_apply_writes_only_background_and_undo_restores(threshold_setu
 def test_threshold_otsu_and_multi_otsu_set_the_range(threshold_setup):
     from skimage.filters import threshold_multiotsu, threshold_otsu
 
-    viewer, widget, image, labels = threshold_setup
+    _viewer, widget, image, _labels = threshold_setup
     data = np.asarray(image.data)
     widget.otsu_button.click()
     low, high = widget.slider.value()
@@ -207,7 +207,7 @@ def test_threshold_otsu_and_multi_otsu_set_the_range(threshold_setup):
 
 
 def test_threshold_on_a_mismatched_grid_changes_nothing(threshold_setup):
-    viewer, widget, image, labels = threshold_setup
+    viewer, widget, _image, _labels = threshold_setup
     other = add_labels(viewer, Volume(np.zeros((24, 64, 32), np.uint8), Geometry()), "other")
     widget.target.layers.set_layer(other)
     assert widget.apply() == 0
@@ -237,7 +237,7 @@ def run_tool(qtbot, widget):
 
 
 def test_dilate_2mm_on_4mm_slices_spares_the_neighbour_and_undoes(edit_setup, qtbot):
-    viewer, widget, labels = edit_setup
+    _viewer, widget, labels = edit_setup
     widget.set_tool("dilate")
     widget.param_widgets["radius_mm"].setValue(2.0)
     before = np.array(labels.data)
@@ -252,7 +252,7 @@ def test_dilate_2mm_on_4mm_slices_spares_the_neighbour_and_undoes(edit_setup, qt
 
 
 def test_twenty_one_edits_undo_step_by_step_to_the_exact_start(edit_setup, qtbot):
-    viewer, widget, labels = edit_setup
+    _viewer, widget, labels = edit_setup
     states = [np.array(labels.data)]
     tools = ["dilate", "erode"] * 10 + ["dilate"]
     for name in tools:

@@ -53,7 +53,8 @@ class GrownRegion:
     shape : tuple of 3 ints
         Shape of the whole image.
     low, high : float
-        The intensity range used (after the last iteration).
+        The intensity range used (after the last iteration); with several
+        seeds, each with its own derived range, the lowest and highest bounds.
     """
 
     slices: Slices
@@ -277,24 +278,61 @@ def seeded_region(
     index = check_seeds(seeds, image.shape)
     if (low is None) != (high is None):
         raise MedsegError("give both low and high, or neither (to derive the range from the seeds)")
-    timer = ProgressTimer(iterations + 1, progress)
-    if low is None or high is None:
-        if tolerance < 0:
-            raise MedsegError(f"tolerance must be >= 0 standard deviations; got {tolerance}")
-        mean, std = seed_statistics(image, index, spacing=spacing, radius_mm=radius_mm)
-        low, high = mean - tolerance * std, mean + tolerance * std
-    low, high = check_range(low, high)
-    box, region = _grow_in_box(image, index, low, high, spacing, _CONNECTIVITY[connectivity], roi, cancel)
-    timer.report(1, "grown", voxels=int(np.count_nonzero(region)))
-    for step in range(iterations):
-        # Confidence connected: re-estimate the range from the region and grow again.
-        values = np.asarray(image[box], dtype=np.float64)[region]
-        mean, std = float(values.mean()), float(values.std())
-        low, high = mean - tolerance * std, mean + tolerance * std
-        box, region = _grow_in_box(image, index, low, high, spacing, _CONNECTIVITY[connectivity], roi, cancel)
-        timer.report(step + 2, f"iteration {step + 1}", voxels=int(np.count_nonzero(region)))
-    shape = tuple(int(s) for s in image.shape)
-    return GrownRegion(box, region, shape, low, high)  # type: ignore[arg-type]
+    conn = _CONNECTIVITY[connectivity]
+    if low is not None and high is not None:
+        # One given range: every seed floods in it at once.
+        low, high = check_range(low, high)
+        timer = ProgressTimer(1, progress)
+        box, region = _grow_in_box(image, index, low, high, spacing, conn, roi, cancel)
+        timer.report(1, "grown", voxels=int(np.count_nonzero(region)))
+        return GrownRegion(box, region, _shape(image), low, high)
+    if tolerance < 0:
+        raise MedsegError(f"tolerance must be >= 0 standard deviations; got {tolerance}")
+    # A derived range per seed: seeds clicked in two structures of different
+    # brightness each grow their own structure (pooled statistics would span both).
+    timer = ProgressTimer(len(index) * (iterations + 1), progress)
+    parts: list[tuple[Slices, np.ndarray]] = []
+    lows, highs = [], []
+    for k, seed in enumerate(index):
+        if any(_covers(box, region, seed) for box, region in parts):
+            continue  # already inside what an earlier seed grew
+        mean, std = seed_statistics(image, seed[None], spacing=spacing, radius_mm=radius_mm)
+        lo, hi = mean - tolerance * std, mean + tolerance * std
+        box, region = _grow_in_box(image, seed[None], lo, hi, spacing, conn, roi, cancel)
+        for step in range(iterations):
+            # Confidence connected: re-estimate the range from the region and grow again.
+            values = np.asarray(image[box], dtype=np.float64)[region]
+            mean, std = float(values.mean()), float(values.std())
+            lo, hi = mean - tolerance * std, mean + tolerance * std
+            box, region = _grow_in_box(image, seed[None], lo, hi, spacing, conn, roi, cancel)
+            timer.report(k * (iterations + 1) + step + 2, f"seed {k + 1}: iteration {step + 1}")
+        timer.report((k + 1) * (iterations + 1), f"seed {k + 1} grown", voxels=int(np.count_nonzero(region)))
+        parts.append((box, region))
+        lows.append(lo)
+        highs.append(hi)
+    box, region = _union(parts)
+    return GrownRegion(box, region, _shape(image), float(min(lows)), float(max(highs)))
+
+
+def _shape(image: np.ndarray) -> tuple[int, int, int]:
+    return tuple(int(s) for s in image.shape)  # type: ignore[return-value]
+
+
+def _covers(box: Slices, region: np.ndarray, point: np.ndarray) -> bool:
+    local = [int(p) - s.start for p, s in zip(point, box)]
+    return all(0 <= v < n for v, n in zip(local, region.shape)) and bool(region[tuple(local)])
+
+
+def _union(parts: list[tuple[Slices, np.ndarray]]) -> tuple[Slices, np.ndarray]:
+    """One box and mask holding every (box, mask) part."""
+    if len(parts) == 1:
+        return parts[0]
+    start = np.min([[s.start for s in box] for box, _ in parts], axis=0)
+    stop = np.max([[s.stop for s in box] for box, _ in parts], axis=0)
+    region = np.zeros(tuple(stop - start), dtype=bool)
+    for box, part in parts:
+        region[tuple(slice(s.start - a, s.stop - a) for s, a in zip(box, start))] |= part
+    return tuple(slice(int(a), int(b)) for a, b in zip(start, stop)), region  # type: ignore[return-value]
 
 
 def grow_region(
@@ -324,9 +362,11 @@ def grow_region(
     spacing : 3 floats
         Voxel size (z, y, x) in mm (sets the seed neighbourhood in voxels).
     low, high : float, optional
-        Inclusive intensity range. When omitted, the range is
-        ``mean +/- tolerance * std`` of the image in boxes of ``radius_mm``
-        around the seeds.
+        Inclusive intensity range shared by all seeds. When omitted, each seed
+        gets its own range, ``mean +/- tolerance * std`` of the image in a box
+        of ``radius_mm`` around it, and grows its own region (seeds in two
+        structures of different brightness grow both, not everything between);
+        a seed inside the region of an earlier seed adds nothing.
     tolerance : float
         Number of standard deviations either side of the mean (derived range).
     radius_mm : float
@@ -334,8 +374,8 @@ def grow_region(
     connectivity : {6, 18, 26}
         Neighbours a region grows through: faces, faces+edges, or all.
     iterations : int
-        Confidence-connected iterations: re-estimate the range as
-        ``mean +/- tolerance * std`` of the region and grow again.
+        Confidence-connected iterations (derived ranges only): re-estimate the
+        range as ``mean +/- tolerance * std`` of the region and grow again.
     roi : ndarray of bool, optional
         Grow only inside this mask (same shape as ``image``).
     progress, cancel

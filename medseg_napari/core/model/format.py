@@ -80,7 +80,8 @@ def _versions() -> dict[str, str]:
 
     from medseg_napari import __version__
 
-    return {"medseg_napari": __version__, "torch": torch.__version__, "monai": monai.__version__}
+    # str(): torch's version is a TorchVersion object, which weights_only loading refuses.
+    return {"medseg_napari": str(__version__), "torch": str(torch.__version__), "monai": str(monai.__version__)}
 
 
 @dataclass
@@ -171,7 +172,7 @@ class SegmentationModel:
             },
             "patch_size": [int(p) for p in self.patch_size],
             "training": copy.deepcopy(self.training),
-            "versions": dict(self.versions) or _versions(),
+            "versions": {str(k): str(v) for k, v in (self.versions or _versions()).items()},
         }
 
     @classmethod
@@ -291,7 +292,9 @@ def load_model(path: str | os.PathLike) -> SegmentationModel:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        detail = [line for line in lines if line.startswith("WeightsUnpickler error")]
+        first = (detail or lines or [type(error).__name__])[0]
         raise ModelFormatError(
             f"{path}: cannot read the model file, it is corrupt, truncated or not a model ({first[:160]})"
         ) from None

@@ -60,8 +60,8 @@ def list_models(folder: str | os.PathLike | None = None) -> list[ModelInfo]:
         return []
     out = []
     for path in sorted(folder.glob("*.pt")):
-        if path.name.startswith("."):
-            continue
+        if path.name.startswith(".") or path.name.endswith(".state.pt"):
+            continue  # hidden files and resumable training states are not models
         name = path.name[: -len(".pt")]
         card = path.with_suffix(".md")
         out.append(ModelInfo(name, path, card if card.exists() else None, _summary(card), path.stat().st_size))
