@@ -67,7 +67,7 @@ def test_write_is_atomic_on_failure(tmp_path, phantom, monkeypatch):
 def test_write_errors(tmp_path, phantom):
     with pytest.raises(VolumeWriteError, match="does not exist"):
         write_volume(phantom.labels, tmp_path / "missing" / "a.nii.gz")
-    with pytest.raises(VolumeWriteError, match="cannot write '.png'"):
+    with pytest.raises(VolumeWriteError, match=r"cannot write '\.png'"):
         write_volume(phantom.labels, tmp_path / "a.png")
     with pytest.raises(VolumeWriteError, match="needs a geometry"):
         write_volume(np.zeros((2, 2, 2)), tmp_path / "a.nii.gz")
@@ -170,7 +170,7 @@ def test_dicom_folder_with_two_series_and_rescale(tmp_path):
 
     other = read_volume(tmp_path, series_uid="1.2.3.5")
     assert other.shape == (3, 16, 20)
-    with pytest.raises(VolumeReadError, match="no series with UID 9.9"):
+    with pytest.raises(VolumeReadError, match=r"no series with UID 9\.9"):
         read_volume(tmp_path, series_uid="9.9")
     # a single file of the series opens the series
     assert read_volume(tmp_path / "a" / "slice000.dcm").shape == (6, 16, 20)

@@ -28,7 +28,7 @@ def test_shows_geometry_in_itk_order(viewer_with_phantom, qtbot):
 
 
 def test_new_labels_lie_on_the_oblique_grid_and_save(viewer_with_phantom, qtbot, tmp_path):
-    viewer, image, truth = viewer_with_phantom
+    viewer, image, _ = viewer_with_phantom
     widget = VolumeWidget(viewer)
     qtbot.addWidget(widget)
     labels = widget.new_labels()
@@ -44,7 +44,7 @@ def test_new_labels_lie_on_the_oblique_grid_and_save(viewer_with_phantom, qtbot,
 
 
 def test_save_refuses_labels_of_another_grid_and_keeps_the_file(viewer_with_phantom, qtbot, tmp_path):
-    viewer, image, truth = viewer_with_phantom
+    viewer, image, _ = viewer_with_phantom
     path = tmp_path / "mask.nii.gz"
     write_volume(np.ones((2, 2, 2), np.uint8), path, geometry=geometry_of_layer(image))
     before = path.read_bytes()
