@@ -5,8 +5,9 @@ Each case is read and evaluated by :func:`~medseg_napari.core.metrics.evaluate.e
 ran; they are returned sorted by case name, so a CSV written from them is the
 same byte for byte whatever the number of workers.
 
-Worker processes are started with ``forkserver`` (``spawn`` where that is not
-available), never ``fork``: forking a process that runs Qt or other threads
+Worker processes are forked when that is safe (only the main thread runs and
+no Qt is loaded: the CLI), else started with ``forkserver`` (``spawn`` where
+that is not available): forking a process that runs Qt or other threads
 (napari) can deadlock.
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -79,11 +82,17 @@ def evaluate_case(
 
 def _pool_context() -> multiprocessing.context.BaseContext:
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    if "forkserver" in methods:
-        # The fork server imports these once; every worker forked from it has them ready.
-        context.set_forkserver_preload(["medseg_napari.core.metrics.batch", "medseg_napari.core.io"])
-    return context
+    qt_loaded = any(name in sys.modules for name in ("PyQt5", "PyQt6", "PySide2", "PySide6"))
+    if (
+        "fork" in methods
+        and not qt_loaded
+        and threading.current_thread() is threading.main_thread()
+        and threading.active_count() == 1
+    ):
+        return multiprocessing.get_context("fork")  # fast, and safe with a single thread
+    # No forkserver preload: with one, the server imports the __main__ script again (an
+    # unguarded napari script would open a second viewer); workers import what they need.
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def evaluate_pairs(
