@@ -79,7 +79,9 @@ def main() -> None:
             path = root / f"metrics_{workers}.csv"
             write_metrics_csv(path, metrics)
             csvs[workers] = path.read_bytes()
-            print(f"{workers} worker(s): {times[workers]:.2f} s ({times[workers] / args.cases * 1000:.0f} ms per case)")
+            print(
+                f"{workers} worker(s): {times[workers]:.2f} s ({times[workers] / args.cases * 1000:.0f} ms per case)"
+            )
         print(f"speed-up with 2 workers: {times[1] / times[2]:.2f}x (time ratio 1 worker / 2 workers)")
         print(f"CSVs identical: {csvs[1] == csvs[2]} ({len(csvs[1].splitlines())} lines)")
 

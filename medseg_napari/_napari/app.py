@@ -19,6 +19,11 @@ def plugin_widget_names() -> list[str]:
 
 def dock_plugin_widgets(viewer: Any, names: Sequence[str] | None = None) -> dict[str, Any]:
     """Dock the plugin's widgets as tabs on the right; return ``{name: widget}``."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QTabWidget
+
+    # Tabs along the dock's side keep every widget's full name readable.
+    viewer.window._qt_window.setTabPosition(Qt.RightDockWidgetArea, QTabWidget.East)
     docked, docks = {}, []
     for name in names or plugin_widget_names():
         dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)

@@ -58,7 +58,8 @@ from medseg_napari.core.metrics.batch import evaluate_pairs
 __all__ = ["CaseNavigatorWidget"]
 
 AUTOSAVE_S = 30
-#: Fewer cases than this are evaluated in the GUI's worker thread (a process pool costs more to start).
+#: Fewer cases than this are evaluated one by one in the worker thread; more go to a thread pool
+#: (not processes: a started process re-imports the __main__ script, see core.metrics.batch).
 POOL_MIN_CASES = 8
 KEYS = {"Shift-N": "next_case", "Shift-P": "previous_case", "Shift-E": "next_error_cluster"}
 
@@ -105,13 +106,19 @@ class CaseNavigatorWidget(QWidget):
 
         # --- open ---
         self.open_button = QPushButton("Open folder...")
-        self.open_button.setToolTip("a workspace / Decathlon folder, or one with images/, predictions/, references/")
+        self.open_button.setToolTip(
+            "a workspace / Decathlon folder, or one with images/, predictions/, references/"
+        )
         self.open_button.clicked.connect(self._open_folder_clicked)
         self.folders_button = QPushButton("Open folders...")
-        self.folders_button.setToolTip("choose images, predictions and references folders one by one (cancel to skip)")
+        self.folders_button.setToolTip(
+            "choose images, predictions and references folders one by one (cancel to skip)"
+        )
         self.folders_button.clicked.connect(self._open_folders_clicked)
         self.csv_button = QPushButton("Metrics CSV...")
-        self.csv_button.setToolTip("show the metrics of a 'medseg evaluate -o metrics.csv' run for these folders")
+        self.csv_button.setToolTip(
+            "show the metrics of a 'medseg evaluate -o metrics.csv' run for these folders"
+        )
         self.csv_button.clicked.connect(self._open_csv_clicked)
         top = QHBoxLayout()
         for button in (self.open_button, self.folders_button, self.csv_button):
@@ -240,7 +247,9 @@ class CaseNavigatorWidget(QWidget):
         if path:
             self.open_metrics_csv(path)
 
-    def open_folder(self, folder: str | Path, *, predictions: str | Path | None = None, compute: bool = True) -> bool:
+    def open_folder(
+        self, folder: str | Path, *, predictions: str | Path | None = None, compute: bool = True
+    ) -> bool:
         """Open a workspace / Decathlon folder or a folder of images/, predictions/, references/.
 
         With ``compute``, the metrics of the cases with a prediction and a
@@ -281,9 +290,18 @@ class CaseNavigatorWidget(QWidget):
         self.metrics = {}
         missing = dataset.missing()
         n_pairs = len(dataset.pairs())
-        where = dataset.root if dataset.workspace is not None else ", ".join(
-            f"{k} {v}" for k, v in (("images", dataset.images), ("predictions", dataset.predictions),
-                                    ("references", dataset.references)) if v is not None
+        where = (
+            dataset.root
+            if dataset.workspace is not None
+            else ", ".join(
+                f"{k} {v}"
+                for k, v in (
+                    ("images", dataset.images),
+                    ("predictions", dataset.predictions),
+                    ("references", dataset.references),
+                )
+                if v is not None
+            )
         )
         self.source.setText(
             f"{dataset.kind}: {where}\n{len(dataset.cases)} cases, {n_pairs} with a prediction and a reference"
@@ -331,6 +349,7 @@ class CaseNavigatorWidget(QWidget):
             pairs,
             label_names=self.dataset.label_names or None,
             workers=1 if len(pairs) < POOL_MIN_CASES else None,
+            processes=False,
         )
 
     def _on_metrics(self, result: dict[str, list[LabelMetrics]]) -> None:
@@ -402,7 +421,9 @@ class CaseNavigatorWidget(QWidget):
 
     def sort_by(self, header: str, *, ascending: bool = True) -> None:
         """Sort the table by a column (as clicking its header)."""
-        self.table.sortByColumn(self.column_of(header), Qt.AscendingOrder if ascending else Qt.DescendingOrder)
+        self.table.sortByColumn(
+            self.column_of(header), Qt.AscendingOrder if ascending else Qt.DescendingOrder
+        )
 
     def case_order(self) -> list[str]:
         """Case names in the table's current (sorted) order."""
@@ -491,7 +512,9 @@ class CaseNavigatorWidget(QWidget):
             array = np.array(start.array, copy=True)
             if not np.issubdtype(array.dtype, np.integer):
                 array = np.rint(array).astype(np.int32)
-            data, kwargs, _ = labels_layer_data(start.with_array(array), name=f"{name} labels", label_names=names)
+            data, kwargs, _ = labels_layer_data(
+                start.with_array(array), name=f"{name} labels", label_names=names
+            )
             layer = self.viewer.add_labels(data, opacity=0.6, **kwargs)
             layer.events.paint.connect(self._mark_dirty)
             layer.events.data.connect(self._mark_dirty)
@@ -499,7 +522,9 @@ class CaseNavigatorWidget(QWidget):
         self.errors, self.clusters, self.cluster_index = None, [], -1
         if prediction is not None and reference is not None:
             try:
-                ref_on_pred = reference if reference.same_grid_as(prediction) else reference.resampled_onto(prediction)
+                ref_on_pred = (
+                    reference if reference.same_grid_as(prediction) else reference.resampled_onto(prediction)
+                )
                 self.errors = error_map(prediction.array, ref_on_pred.array)
             except MedsegError as error:
                 self._error(error)
@@ -680,7 +705,9 @@ class CaseNavigatorWidget(QWidget):
             note = f"\n({hidden} infinite not shown)" if hidden else ""
             ax.set_title(title + note, color="#e0e0e0", fontsize=9)
         if not labels:
-            axes[0].text(0.5, 0.5, "no metrics yet", color="#d0d0d0", ha="center", transform=axes[0].transAxes)
+            axes[0].text(
+                0.5, 0.5, "no metrics yet", color="#d0d0d0", ha="center", transform=axes[0].transAxes
+            )
         self.canvas.draw_idle()
 
     def _on_pick(self, event: Any) -> None:

@@ -138,7 +138,8 @@ class ThresholdWidget(QWidget):
         self.slider.setRange(lo, hi)
         self.slider.setValue((lo + (hi - lo) / 2, hi))
         self.slider.blockSignals(False)
-        self._schedule_preview()
+        if self.preview is not None:  # no preview layer until the user moves the range
+            self._schedule_preview()
 
     def _on_live(self, on: bool) -> None:
         if on:

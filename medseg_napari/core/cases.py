@@ -200,7 +200,9 @@ class CaseDataset:
         if self.references is None:
             raise MedsegError("no references folder: open the data set with one to save edited labels")
         source = case.reference or case.prediction
-        target = case.reference or self.references / (source.name if source is not None else f"{case.name}{SUFFIX}")
+        target = case.reference or self.references / (
+            source.name if source is not None else f"{case.name}{SUFFIX}"
+        )
         backup = self.references / BACKUP_DIR / target.name
         try:
             if target.exists():
@@ -209,7 +211,9 @@ class CaseDataset:
                     shutil.copyfile(target, tmp)
             write_volume(labels, target)
         except (OSError, MedsegError) as error:
-            raise MedsegError(f"{target}: cannot save the labels of '{case.name}': {_one_line(error)}") from None
+            raise MedsegError(
+                f"{target}: cannot save the labels of '{case.name}': {_one_line(error)}"
+            ) from None
         statuses = _read_statuses(self.references)
         statuses[case.name] = status
         status_path = self.references / STATUS_FILE
@@ -264,9 +268,13 @@ def _from_folders(images: Path | None, predictions: Path | None, references: Pat
     for name in names:
         ref = refs.get(name)
         pred = preds.get(name)
-        status = statuses.get(name) or ("reviewed" if ref is not None else "predicted" if pred is not None else None)
+        status = statuses.get(name) or (
+            "reviewed" if ref is not None else "predicted" if pred is not None else None
+        )
         cases.append(DatasetCase(name, imgs.get(name), pred, ref, status))
-    return CaseDataset(kind="folders", cases=cases, images=images, predictions=predictions, references=references)
+    return CaseDataset(
+        kind="folders", cases=cases, images=images, predictions=predictions, references=references
+    )
 
 
 def open_dataset(
@@ -310,7 +318,11 @@ def open_dataset(
     >>> [(c.name, c.missing) for c in ds.cases]
     [('a', ['image']), ('b', ['image', 'reference'])]
     """
-    given = {k: Path(v) for k, v in (("images", images), ("predictions", predictions), ("references", references)) if v}
+    given = {
+        k: Path(v)
+        for k, v in (("images", images), ("predictions", predictions), ("references", references))
+        if v
+    }
     for what, path in ([("folder", Path(folder))] if folder else []) + list(given.items()):
         if not path.is_dir():
             raise MedsegError(f"{path}: no such folder ({what})")

@@ -418,14 +418,18 @@ class Workspace:
         """
         _check_status(status)
         if not _NAME_RE.match(name) or name.lower().endswith(VOLUME_SUFFIXES):
-            raise MedsegError(f"'{name}' is not a valid case name (letters, digits, '.', '_', '-'; no extension)")
+            raise MedsegError(
+                f"'{name}' is not a valid case name (letters, digits, '.', '_', '-'; no extension)"
+            )
         labels.check_same_grid(image, what=f"the labels of '{name}'", other_name="its image")
         self._check_labels(labels)
         existing = None
         with contextlib.suppress(MedsegError):
             existing = self._index(name)
         if existing is not None and not overwrite:
-            raise MedsegError(f"case '{name}' exists already in {self.root}; pass overwrite=True to replace it")
+            raise MedsegError(
+                f"case '{name}' exists already in {self.root}; pass overwrite=True to replace it"
+            )
         image_path = self.root / "imagesTr" / f"{name}{SUFFIX}"
         label_path = self.root / "labelsTr" / f"{name}{SUFFIX}"
         new_files = [p for p in (image_path, label_path) if not p.exists()]
@@ -436,7 +440,11 @@ class Workspace:
                 write_volume(labels, tmp_label)
         except (OSError, MedsegError) as error:
             raise MedsegError(f"{self.root}: cannot add case '{name}': {_one_line(error)}") from None
-        entry = {"image": _relative(self.root, image_path), "label": _relative(self.root, label_path), "status": status}
+        entry = {
+            "image": _relative(self.root, image_path),
+            "label": _relative(self.root, label_path),
+            "status": status,
+        }
         training = list(self._data["training"])
         if existing is not None:
             training[existing] = entry
@@ -451,7 +459,9 @@ class Workspace:
             raise
         return self.case(name)
 
-    def save_labels(self, name: str, labels: Volume, *, status: str = "corrected", backup: bool = True) -> Case:
+    def save_labels(
+        self, name: str, labels: Volume, *, status: str = "corrected", backup: bool = True
+    ) -> Case:
         """Replace a case's labels (atomically), keeping the previous file as a backup.
 
         Parameters
@@ -477,7 +487,12 @@ class Workspace:
         if case.image_path is not None:
             shape, geometry = _file_geometry(case.image_path)
             check_same_grid(
-                labels.shape, labels.geometry, shape, geometry, what=f"the labels of '{name}'", other="its image"
+                labels.shape,
+                labels.geometry,
+                shape,
+                geometry,
+                what=f"the labels of '{name}'",
+                other="its image",
             )
         self._check_labels(labels)
         label_path = case.label_path or self.root / "labelsTr" / f"{name}{SUFFIX}"
@@ -489,7 +504,9 @@ class Workspace:
                     shutil.copyfile(label_path, tmp)
             write_volume(labels, label_path)
         except (OSError, MedsegError) as error:
-            raise MedsegError(f"{label_path}: cannot save the labels of '{name}': {_one_line(error)}") from None
+            raise MedsegError(
+                f"{label_path}: cannot save the labels of '{name}': {_one_line(error)}"
+            ) from None
         training = list(self._data["training"])
         training[index] = {**training[index], "label": _relative(self.root, label_path), "status": status}
         self._commit({**self._data, "training": training})

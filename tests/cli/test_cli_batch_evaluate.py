@@ -55,7 +55,9 @@ def test_two_workers_csv_equals_single_process(folders, tmp_path, capsys):
     pred_dir, ref_dir = folders
     expected_order = []
     for name in sorted(NAMES):
-        expected = evaluate_volumes(read_volume(pred_dir / f"{name}.nii.gz"), read_volume(ref_dir / f"{name}.nii.gz"))
+        expected = evaluate_volumes(
+            read_volume(pred_dir / f"{name}.nii.gz"), read_volume(ref_dir / f"{name}.nii.gz")
+        )
         expected_order += [(name, str(r.label)) for r in expected]
         got = [r for r in rows if r["case"] == name]
         assert len(got) == len(expected)

@@ -50,7 +50,10 @@ def test_create_add_reopen_keeps_geometry_and_statuses(tmp_path, phantoms):
     assert [c.name for c in again.ready_cases()] == ["a"]
     assert [c.name for c in again.ready_cases(statuses=("predicted",))] == ["b"]
     case = again.case("b")
-    assert case.image_path == root / "imagesTr" / "b.nii.gz" and case.label_path == root / "labelsTr" / "b.nii.gz"
+    assert (
+        case.image_path == root / "imagesTr" / "b.nii.gz"
+        and case.label_path == root / "labelsTr" / "b.nii.gz"
+    )
     image, labels = read_volume(case.image_path), read_volume(case.label_path)
     np.testing.assert_array_equal(labels.array, phantoms[1].labels.array)
     np.testing.assert_allclose(image.array, phantoms[1].image.array, rtol=1e-6)
@@ -63,7 +66,7 @@ def test_add_case_never_overwrites_without_asking(tmp_path, phantoms):
     ws = Workspace.create(root, label_names=phantoms[0].label_names)
     ws.add_case("a", phantoms[0].image, phantoms[0].labels)
     before = files_of(root)
-    with pytest.raises(MedsegError, match="exists already.*overwrite=True"):
+    with pytest.raises(MedsegError, match=r"exists already.*overwrite=True"):
         ws.add_case("a", phantoms[1].image, phantoms[1].labels)
     assert files_of(root) == before
     ws.add_case("a", phantoms[1].image, phantoms[1].labels, overwrite=True, status="reviewed")
@@ -139,9 +142,9 @@ def test_full_disk_loses_nothing(tmp_path, phantoms, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("pathlib.Path.write_text", no_json)
-    with pytest.raises(MedsegError, match="dataset.json: cannot write"):
+    with pytest.raises(MedsegError, match=r"dataset\.json: cannot write"):
         ws.add_case("b", phantoms[1].image, phantoms[1].labels)
-    with pytest.raises(MedsegError, match="dataset.json: cannot write"):
+    with pytest.raises(MedsegError, match=r"dataset\.json: cannot write"):
         ws.set_status("a", "reviewed")
     monkeypatch.undo()
     assert not (root / "imagesTr" / "b.nii.gz").exists() and not (root / "labelsTr" / "b.nii.gz").exists()
@@ -189,7 +192,10 @@ def test_open_plain_decathlon_folder(tmp_path, phantoms):
     ws.save_labels("c2", phantoms[1].labels)
     data = json.loads((root / "dataset.json").read_text())
     assert data["test"] == [] and data["modality"] == {"0": "MRI"}  # other keys kept
-    assert [(c.name, c.status) for c in Workspace.open(root).cases] == [("c1", "reviewed"), ("c2", "corrected")]
+    assert [(c.name, c.status) for c in Workspace.open(root).cases] == [
+        ("c1", "reviewed"),
+        ("c2", "corrected"),
+    ]
 
 
 def test_open_nnunet_v2_labels(tmp_path, phantoms):

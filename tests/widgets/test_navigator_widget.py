@@ -39,7 +39,9 @@ def dataset(tmp_path_factory):
         ph = make_phantom(shape=SHAPE, seed=i)
         write_volume(ph.image, root / "images" / f"{name}.nii.gz")
         write_volume(ph.labels, root / "references" / f"{name}.nii.gz")
-        write_volume(ph.labels.with_array(perturb(ph.labels.array, i)), root / "predictions" / f"{name}.nii.gz")
+        write_volume(
+            ph.labels.with_array(perturb(ph.labels.array, i)), root / "predictions" / f"{name}.nii.gz"
+        )
     return root
 
 
@@ -64,7 +66,20 @@ def test_table_equals_medseg_evaluate_and_failure_browser(dataset, make_widget, 
     viewer, widget = make_widget()
     open_and_wait(qtbot, widget, folder=dataset)
     out = tmp_path / "metrics.csv"
-    assert main(["evaluate", str(dataset / "predictions"), str(dataset / "references"), "-o", str(out), "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(dataset / "predictions"),
+                str(dataset / "references"),
+                "-o",
+                str(out),
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(out.open()))
     table = widget.table_values()
     assert sorted(table) == CASES
@@ -72,7 +87,9 @@ def test_table_equals_medseg_evaluate_and_failure_browser(dataset, make_widget, 
         cells = table[row["case"]]
         assert float(cells[f"Dice {row['name']}"]) == pytest.approx(float(row["dice"]), abs=5e-5)
         hd95 = cells[f"HD95 {row['name']} mm"]
-        assert hd95 == "inf" if row["hd95"] == "" else float(hd95) == pytest.approx(float(row["hd95"]), abs=5e-3)
+        assert (
+            hd95 == "inf" if row["hd95"] == "" else float(hd95) == pytest.approx(float(row["hd95"]), abs=5e-3)
+        )
         assert cells["Status"] == "reviewed" and cells["Missing"] == ""
     mean_dice = {c: np.mean([float(r["dice"]) for r in rows if r["case"] == c]) for c in CASES}
     worst = min(mean_dice, key=mean_dice.get)
@@ -89,7 +106,9 @@ def test_table_equals_medseg_evaluate_and_failure_browser(dataset, make_widget, 
     ref = read_volume(dataset / "references" / f"{worst}.nii.gz").array
     errors_layer = viewer.layers[f"{worst} errors"]
     np.testing.assert_array_equal(errors_layer.data, error_map(pred, ref))
-    assert errors_layer.affine.affine_matrix[:3, :3] != pytest.approx(np.diag(np.diag(errors_layer.affine.affine_matrix[:3, :3])))  # oblique
+    assert errors_layer.affine.affine_matrix[:3, :3] != pytest.approx(
+        np.diag(np.diag(errors_layer.affine.affine_matrix[:3, :3]))
+    )  # oblique
     # The viewer's current slice (world point -> the layer's voxel index) is the one with the most errors.
     most = int(np.argmax(np.count_nonzero(pred != ref, axis=(1, 2))))
     index = errors_layer.world_to_data(viewer.dims.point)
@@ -130,7 +149,20 @@ def test_table_equals_medseg_evaluate_and_failure_browser(dataset, make_widget, 
 
 def test_open_metrics_csv_with_its_folders(dataset, make_widget, tmp_path):
     out = tmp_path / "metrics.csv"
-    assert main(["evaluate", str(dataset / "predictions"), str(dataset / "references"), "-o", str(out), "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(dataset / "predictions"),
+                str(dataset / "references"),
+                "-o",
+                str(out),
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     _, widget = make_widget()
     assert widget.open_folders(
         images=dataset / "images",
@@ -179,7 +211,9 @@ def workspace(tmp_path):
             ws = Workspace.create(root, label_names=ph.label_names)
             (root / "predictionsTr").mkdir()
         ws.add_case(f"w{i}", ph.image, ph.labels, status="predicted")
-        write_volume(ph.labels.with_array(perturb(ph.labels.array, i + 1)), root / "predictionsTr" / f"w{i}.nii.gz")
+        write_volume(
+            ph.labels.with_array(perturb(ph.labels.array, i + 1)), root / "predictionsTr" / f"w{i}.nii.gz"
+        )
     return root
 
 
@@ -237,7 +271,9 @@ def test_write_failure_keeps_previous_file_and_says_so(workspace, make_widget, q
     before = (workspace / "labelsTr" / "w1.nii.gz").read_bytes()
     json_before = (workspace / "dataset.json").read_bytes()
     messages = []
-    monkeypatch.setattr("medseg_napari._widgets.navigator.report_error", lambda e: messages.append(str(e)) or str(e))
+    monkeypatch.setattr(
+        "medseg_napari._widgets.navigator.report_error", lambda e: messages.append(str(e)) or str(e)
+    )
 
     def full_disk(volume, path, **kwargs):
         raise VolumeWriteError(f"{path}: cannot write: No space left on device")
@@ -246,7 +282,11 @@ def test_write_failure_keeps_previous_file_and_says_so(workspace, make_widget, q
     edited = paint(viewer.layers["w1 labels"])
     widget.next_case()
     assert widget.current == "w1" and widget.dirty  # the case stays open with the edit
-    assert messages and "No space left on device" in messages[-1] and "previous file is unchanged" in messages[-1]
+    assert (
+        messages
+        and "No space left on device" in messages[-1]
+        and "previous file is unchanged" in messages[-1]
+    )
     assert "No space left on device" in widget.message.text()
     assert (workspace / "labelsTr" / "w1.nii.gz").read_bytes() == before
     assert (workspace / "dataset.json").read_bytes() == json_before

@@ -8,7 +8,10 @@ same byte for byte whatever the number of workers.
 Worker processes are forked when that is safe (only the main thread runs and
 no Qt is loaded: the CLI), else started with ``forkserver`` (``spawn`` where
 that is not available): forking a process that runs Qt or other threads
-(napari) can deadlock.
+(napari) can deadlock. Inside a GUI, ``processes=False`` runs the cases in a
+thread pool instead: a started process imports the ``__main__`` script again,
+and a napari script without an ``if __name__ == "__main__"`` guard would open
+a second viewer.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ import os
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +113,7 @@ def evaluate_pairs(
     surface: SurfaceMode = "voxel",
     label_names: Mapping[int, str] | None = None,
     workers: int | None = None,
+    processes: bool = True,
     scheduler: str | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
@@ -118,6 +129,8 @@ def evaluate_pairs(
     workers : int, optional
         Worker processes (default: the number of CPUs; 1 runs in this process).
         Never more than the number of cases.
+    processes : bool
+        Worker processes (default) or threads (``False``: for a GUI, see the module docstring).
     scheduler : str, optional
         Address of a running Dask distributed scheduler (``tcp://host:8786``):
         the cases run there instead (needs ``dask[distributed]``, the
@@ -176,19 +189,22 @@ def evaluate_pairs(
                 results[pair.name] = evaluate_case(pair.prediction, pair.reference, **options)
                 timer.report(done, pair.name)
         else:
-            results = _run_pool(items, options, n_workers, timer, cancel)
+            if processes:
+                executor: Executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context())
+            else:
+                executor = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="medseg-eval")
+            results = _run_pool(items, options, executor, timer, cancel)
     return {name: results[name] for name in sorted(results)}
 
 
 def _run_pool(
     items: list[CasePair],
     options: dict[str, Any],
-    n_workers: int,
+    executor: Executor,
     timer: ProgressTimer,
     cancel: CancelToken | None,
 ) -> dict[str, list[LabelMetrics]]:
     results: dict[str, list[LabelMetrics]] = {}
-    executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_pool_context())
     try:
         pending: dict[Future, str] = {
             executor.submit(evaluate_case, p.prediction, p.reference, **options): p.name for p in items
