@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "medseg_napari._cli.classical",
     "medseg_napari._cli.evaluate",
     "medseg_napari._cli.model",
+    "medseg_napari._cli.finetune",
 )
 
 

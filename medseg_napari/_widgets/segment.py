@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 
 from medseg_napari._napari.layers import labels_layer_data, volume_from_layer
 from medseg_napari._widgets._common import JobPanel, LayerPicker, report_error
+from medseg_napari._widgets._models import user_models
 from medseg_napari.core.errors import MedsegError
 from medseg_napari.core.model.format import SegmentationModel, describe_labels, load_model
 from medseg_napari.core.model.inference import SegmentationResult, segment
@@ -91,6 +92,9 @@ class SegmentWidget(QWidget):
         """Reload the picker: shipped models, added model files, then "Load model file..."."""
         current = self._current_key
         self._paths = {info.name: info.path for info in list_models()}
+        for path in user_models():  # fine-tuned this session (see _widgets/_models.py)
+            if path not in self._extra_paths:
+                self._extra_paths.append(path)
         for path in self._extra_paths:
             self._paths[str(path)] = path
         self.model_combo.blockSignals(True)
@@ -166,6 +170,9 @@ class SegmentWidget(QWidget):
         lines = [f"<b>labels:</b> {html.escape(describe_labels(model.labels))}"]
         if dice_text:
             lines.append(f"<b>validation Dice:</b> {html.escape(dice_text)}")
+        parent = model.training.get("parent")
+        if isinstance(parent, dict) and parent.get("name"):
+            lines.append(f"<b>fine-tuned from:</b> {html.escape(str(parent['name']))}")
         self.model_info.setText("<br>".join(lines))
         self._build_channel_pickers(model)
 

@@ -25,6 +25,7 @@ def _pairs(seeds, shape=(20, 40, 40)):
     return [(p.image, p.labels) for p in (make_phantom(shape=shape, seed=s) for s in seeds)]
 
 
+@pytest.mark.timeout(900)  # ~1 minute on 2 idle cores; generous for a loaded machine
 def test_learns_the_phantom_and_generalises():
     """A small U-Net trained for ~300 iterations segments an unseen phantom with Dice > 0.9."""
     train_pairs = [(p.image, p.labels) for p in (make_phantom(seed=s) for s in range(1, 5))]
