@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from qtpy.QtCore import Qt
 
 from medseg_napari._napari.layers import image_layer_data, labels_layer_data
 from medseg_napari._widgets.editing import EditToolsWidget
@@ -61,7 +62,7 @@ def centre_world(phantom, value):
 
 def grow(qtbot, widget):
     with qtbot.waitSignal(widget.jobs.finished, timeout=20000):
-        qtbot.mouseClick(widget.grow_button, 1)  # Qt.LeftButton
+        qtbot.mouseClick(widget.grow_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not widget.jobs.running, timeout=20000)
 
 
