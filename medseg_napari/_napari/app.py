@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,10 @@ def dock_plugin_widgets(viewer: Any, names: Sequence[str] | None = None) -> dict
 def open_viewer(paths: Sequence[str | Path] = (), *, show: bool = True) -> Any:
     """A napari viewer with ``paths`` opened (the phantom when empty) and the widgets docked."""
     import napari
+
+    # napari warns on every slice of an oblique volume that its 2D view leaves out the
+    # out-of-plane tilt; the README says so once, the terminal need not say it each time.
+    warnings.filterwarnings("ignore", message="Non-orthogonal slicing")
 
     from medseg_napari._napari.reader import read_layers
     from medseg_napari._napari.sample_data import phantom
