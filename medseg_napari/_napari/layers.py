@@ -26,6 +26,7 @@ from medseg_napari.core.geometry import Geometry
 from medseg_napari.core.volume import Volume
 
 __all__ = [
+    "geometry_from_attributes",
     "geometry_of_layer",
     "image_layer_data",
     "image_layers",
@@ -39,18 +40,41 @@ __all__ = [
 CT_WINDOW = (-160.0, 240.0)  # abdominal soft-tissue window in HU
 
 
-def geometry_of_layer(layer: Layer) -> Geometry:
-    """The grid geometry of a layer: its metadata if set, else its napari transform."""
-    meta = layer.metadata.get("geometry")
+def geometry_from_attributes(attributes: dict[str, Any], *, name: str = "layer") -> Geometry:
+    """The grid geometry from napari layer attributes (``layer.as_layer_data_tuple()[1]``).
+
+    ``metadata["geometry"]`` when the plugin set it, else napari's data-to-world
+    transform: ``affine @ (translate, rotate, shear, scale)``.
+    """
+    meta = (attributes.get("metadata") or {}).get("geometry")
     if meta is not None:
         return meta if isinstance(meta, Geometry) else Geometry.from_dict(meta)
+    ndim = 3
     composite = CompositeAffine(
-        scale=layer.scale, translate=layer.translate, rotate=layer.rotate, shear=layer.shear, ndim=layer.ndim
+        scale=attributes.get("scale", np.ones(ndim)),
+        translate=attributes.get("translate", np.zeros(ndim)),
+        rotate=attributes.get("rotate", np.eye(ndim)),
+        shear=attributes.get("shear", np.zeros(ndim)),
+        ndim=ndim,
     ).affine_matrix
-    full = layer.affine.affine_matrix @ composite
-    if full.shape != (4, 4):
-        raise GeometryMismatchError(f"layer '{layer.name}' is {layer.ndim}D; a 3D layer is needed")
-    return Geometry.from_affine(full)
+    affine = attributes.get("affine", np.eye(ndim + 1))
+    affine = np.asarray(getattr(affine, "affine_matrix", affine), dtype=float)
+    if affine.shape != (4, 4) or np.shape(attributes.get("scale", np.ones(ndim))) != (ndim,):
+        raise GeometryMismatchError(f"{name} is not 3D; a 3D layer is needed")
+    return Geometry.from_affine(affine @ composite)
+
+
+def geometry_of_layer(layer: Layer) -> Geometry:
+    """The grid geometry of a layer: its metadata if set, else its napari transform."""
+    attributes = {
+        "metadata": layer.metadata,
+        "scale": layer.scale,
+        "translate": layer.translate,
+        "rotate": layer.rotate,
+        "shear": layer.shear,
+        "affine": layer.affine,
+    }
+    return geometry_from_attributes(attributes, name=f"layer '{layer.name}'")
 
 
 def volume_from_layer(layer: Layer) -> Volume:

@@ -6,31 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from medseg_napari._napari.layers import geometry_from_attributes
 from medseg_napari.core.errors import GeometryMismatchError
-from medseg_napari.core.geometry import Geometry
 from medseg_napari.core.io import write_volume
 
-__all__ = ["geometry_from_layer_attributes", "write_image", "write_labels"]
-
-
-def geometry_from_layer_attributes(meta: dict[str, Any]) -> Geometry:
-    """The grid geometry from napari's layer attributes (``layer.as_layer_data_tuple()[1]``)."""
-    metadata = meta.get("metadata") or {}
-    if "geometry" in metadata:
-        geometry = metadata["geometry"]
-        return geometry if isinstance(geometry, Geometry) else Geometry.from_dict(geometry)
-    from napari.utils.transforms import CompositeAffine
-
-    ndim = 3
-    composite = CompositeAffine(
-        scale=meta.get("scale", np.ones(ndim)),
-        translate=meta.get("translate", np.zeros(ndim)),
-        rotate=meta.get("rotate", np.eye(ndim)),
-        shear=meta.get("shear", np.zeros(ndim)),
-        ndim=ndim,
-    ).affine_matrix
-    affine = np.asarray(meta.get("affine", np.eye(ndim + 1)), dtype=float)
-    return Geometry.from_affine(affine @ composite)
+__all__ = ["write_image", "write_labels"]
 
 
 def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
@@ -56,7 +36,7 @@ def write_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
         array = array.astype(np.int32)
     if array.size and array.min() >= 0 and array.max() < 256:
         array = array.astype(np.uint8)
-    write_volume(array, path, geometry=geometry_from_layer_attributes(meta))
+    write_volume(array, path, geometry=geometry_from_attributes(meta))
     return [path]
 
 
@@ -65,5 +45,5 @@ def write_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     array = np.asarray(data)
     if array.ndim != 3:
         raise GeometryMismatchError(f"{path}: the image layer is {array.ndim}D; only 3D volumes are saved")
-    write_volume(array, path, geometry=geometry_from_layer_attributes(meta))
+    write_volume(array, path, geometry=geometry_from_attributes(meta))
     return [path]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -42,8 +43,16 @@ def test_package_manifest_is_the_root_manifest():
 
 @pytest.mark.timeout(300)
 def test_built_wheel_carries_manifest_and_entry_point(tmp_path):
+    # Build from a copy so no build/ folder is left in (or reused from) the checkout.
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "napari.yaml"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(
+        ROOT / "medseg_napari", src / "medseg_napari", symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(src)],
         capture_output=True,
         text=True,
         check=False,
