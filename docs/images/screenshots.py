@@ -54,8 +54,8 @@ def app_screenshot() -> None:
     viewer.close()
 
 
-def hippocampus_screenshot(case: str = "hippocampus_004") -> None:
-    """A hippocampus crop segmented with the shipped model (one click), beside the expert labels."""
+def hippocampus_screenshot(case: str = "hippocampus_014") -> None:
+    """A validation case (never trained on) segmented with the shipped model; expert labels hidden below."""
     image = DATA / "hippocampus" / "imagesTr" / f"{case}.nii.gz"
     labels = DATA / "hippocampus" / "labelsTr" / f"{case}.nii.gz"
     viewer = open_viewer([image, labels])
