@@ -50,6 +50,8 @@ def open_viewer(paths: Sequence[str | Path] = (), *, show: bool = True) -> Any:
     layers = [layer for path in paths for layer in read_layers(path)] if paths else phantom()
     for data, kwargs, layer_type in layers:
         getattr(viewer, f"add_{layer_type}")(data, **kwargs)
-    dock_plugin_widgets(viewer)
+    docked = dock_plugin_widgets(viewer)
+    if not paths and "Segment" in docked:
+        docked["Segment"].select_model("phantom")  # the sample works with one click
     viewer.reset_view()
     return viewer

@@ -124,6 +124,12 @@ class SegmentWidget(QWidget):
             self._select(str(path))
         return model
 
+    def select_model(self, name: str) -> None:
+        """Choose a model by its shipped name (or the path of an added model file)."""
+        if self.model_combo.findData(name) < 0:
+            raise MedsegError(f"no model '{name}' in the list")
+        self._select(name)
+
     def _select(self, key: str) -> None:
         index = self.model_combo.findData(key)
         if index >= 0:

@@ -65,7 +65,7 @@ def test_segment_with_shipped_model_and_batch(tmp_path, capsys):
 def test_models_lists_phantom(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("phantom") and "1 ellipsoid, 2 sphere, 3 nodule" in out and "validation Dice" in out
+    assert "\nphantom  (" in "\n" + out and "1 ellipsoid, 2 sphere, 3 nodule" in out and "validation Dice" in out
 
 
 def test_clear_errors_exit_2_and_write_nothing(tmp_path, capsys):

@@ -40,7 +40,7 @@ def test_world_coordinate_of_voxel_equals_simpleitk(make_napari_viewer, tmp_path
     _check_world_coordinates(layer, sitk.ReadImage(str(path)))
 
 
-def test_brain_dicom_world_coordinates(make_napari_viewer, data_dir):
+def test_brain_dicom_world_coordinates(data_dir, make_napari_viewer):  # data_dir first: skip before a viewer exists
     folder = data_dir / "brain_mri_dicom" / "12-T1post-05670"
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))

@@ -11,6 +11,7 @@ from medseg_napari._widgets.segment import LOAD_ITEM, SegmentWidget
 from medseg_napari.core.errors import MedsegError
 from medseg_napari.core.geometry import Geometry
 from medseg_napari.core.metrics import dice_scores
+from medseg_napari.core.model.registry import list_models, resolve_model
 from medseg_napari.core.phantom import make_phantom
 
 pytestmark = pytest.mark.gui
@@ -26,8 +27,9 @@ def test_segment_adds_labels_on_the_image_grid(make_napari_viewer, qtbot):
     ph = make_phantom()
     _add(viewer, ph.image, "phantom")
     widget = SegmentWidget(viewer)
-    assert widget.model_combo.itemText(0) == "phantom"
-    assert widget.model_combo.itemText(widget.model_combo.count() - 1) == LOAD_ITEM
+    names = [widget.model_combo.itemText(i) for i in range(widget.model_combo.count())]
+    assert names[-1] == LOAD_ITEM and "phantom" in names
+    widget.select_model("phantom")
     assert widget.device_label.text().startswith(("CPU", "GPU"))
     assert "1 ellipsoid, 2 sphere, 3 nodule" in widget.model_info.text()
     with qtbot.waitSignal(widget.job.finished, timeout=60000):
@@ -69,15 +71,15 @@ def test_model_file_errors_and_added_models(make_napari_viewer, tmp_path):
     corrupt.write_bytes(b"garbage")
     with pytest.raises(MedsegError, match="corrupt"):
         widget.add_model_path(corrupt)
-    assert widget.model_combo.count() == 2  # phantom + Load model file...
-    from medseg_napari.core.model.registry import resolve_model
+    shipped = widget.model_combo.count()  # shipped models + "Load model file..."
+    assert shipped == len(list_models()) + 1
 
     copy = tmp_path / "mine.pt"
     copy.write_bytes(resolve_model("phantom").read_bytes())
     widget.add_model_path(copy)
     assert widget.model_combo.currentText() == "mine.pt" and widget.model().name == "mine"
     widget.refresh_models()
-    assert widget.model_combo.currentText() == "mine.pt" and widget.model_combo.count() == 3
+    assert widget.model_combo.currentText() == "mine.pt" and widget.model_combo.count() == shipped + 1
 
 
 def test_no_image_gives_a_message(make_napari_viewer):

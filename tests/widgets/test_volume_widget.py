@@ -63,5 +63,7 @@ def test_medseg_view_docks_every_widget_on_the_phantom(qtbot):
         docked = [name.split(" (")[0] for name in viewer.window.dock_widgets]
         assert docked == names
         assert [layer.name for layer in viewer.layers] == ["phantom", "phantom truth"]
+        segment = viewer.window.dock_widgets["Segment (medseg-napari)"]
+        assert segment.model_combo.currentText() == "phantom"  # the sample works with one click
     finally:
         viewer.close()
