@@ -63,9 +63,7 @@ def hippocampus_screenshot(case: str = "hippocampus_014") -> None:
     viewer.layers[-1].name = f"{case} expert"
     viewer.layers[-1].visible = False
     segment = _show_tab(viewer, "Segment")
-    key = next(segment.model_combo.itemData(i) for i in range(segment.model_combo.count())
-               if segment.model_combo.itemData(i) == "hippocampus-mri")
-    segment._select(key)
+    segment.select_model("hippocampus-mri")
     segment._pickers[0].set_layer(viewer.layers[case])
     segment.run()
     deadline = time.time() + 60

@@ -38,7 +38,7 @@ from qtpy.QtWidgets import (
 
 from medseg_napari._napari.layers import volume_from_layer
 from medseg_napari._widgets._common import JobPanel, LayerPicker, report_error, show_info
-from medseg_napari._widgets._models import add_user_model, user_models
+from medseg_napari._widgets._models import ModelPicker, add_user_model
 from medseg_napari.core.errors import MedsegError
 from medseg_napari.core.model.finetune import FineTuneResult, finetune, ready_summary
 from medseg_napari.core.model.format import SegmentationModel, load_model
@@ -48,7 +48,6 @@ from medseg_napari.core.workspace import Workspace
 
 __all__ = ["FineTuneWidget", "LossDicePlot"]
 
-LOAD_ITEM = "Load model file..."
 _BG, _FG = "#262930", "#d6d6d6"
 
 
@@ -121,14 +120,11 @@ class FineTuneWidget(QWidget):
         self.viewer = napari_viewer
         self.workspace: Workspace | None = None
         self.last_result: FineTuneResult | None = None
-        self._paths: dict[str, Path] = {}
-        self._current_key = ""
         self._job_output: Path | None = None
 
         # --- model and workspace ---
-        self.model_combo = QComboBox()
+        self.model_combo = ModelPicker(dialog_title="Load a model to fine-tune")
         self.model_combo.setToolTip("The starting model (its file is never changed)")
-        self.model_combo.activated.connect(self._on_model_activated)
         self.workspace_edit = QLineEdit()
         self.workspace_edit.setPlaceholderText("a workspace folder")
         self.workspace_edit.returnPressed.connect(lambda: self._try(self.open_workspace, self.workspace_edit.text()))
@@ -198,7 +194,7 @@ class FineTuneWidget(QWidget):
         layout.addWidget(self.table)
         layout.addWidget(self.result_label)
         layout.addStretch(1)
-        self.refresh_models()
+        self.model_combo.model_changed.connect(lambda _key: self._suggest_output())
 
     # --- helpers ---------------------------------------------------------------------
     def _try(self, func: Any, *args: Any) -> Any:
@@ -216,47 +212,15 @@ class FineTuneWidget(QWidget):
     # --- models ------------------------------------------------------------------------
     def refresh_models(self) -> None:
         """Shipped models, then this session's model files (fine-tuned or loaded), then "Load model file..."."""
-        current = self._current_key
-        self._paths = {info.name: info.path for info in list_models()}
-        for path in user_models():
-            self._paths[str(path)] = path
-        self.model_combo.blockSignals(True)
-        self.model_combo.clear()
-        for key, path in self._paths.items():
-            self.model_combo.addItem(key if key in {i.name for i in list_models()} else path.name, key)
-        self.model_combo.addItem(LOAD_ITEM, None)
-        self.model_combo.blockSignals(False)
-        self._select(current if current in self._paths else next(iter(self._paths), ""))
-
-    def _select(self, key: str) -> None:
-        self._current_key = key
-        index = self.model_combo.findData(key)
-        if index >= 0:
-            self.model_combo.setCurrentIndex(index)
-
-    def _on_model_activated(self, index: int) -> None:
-        key = self.model_combo.itemData(index)
-        if key is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Load a model to fine-tune", "", "Model files (*.pt)")
-            if path:
-                self._try(self.set_model_path, path)
-            self._select(self._current_key)
-            return
-        self._select(str(key))
-        self._suggest_output()
+        self.model_combo.refresh()
 
     def set_model_path(self, path: str | Path) -> SegmentationModel:
         """Offer a model file (checked) and select it as the starting model."""
-        model = load_model(path)
-        resolved = add_user_model(path)
-        self.refresh_models()
-        self._select(str(resolved))
-        self._suggest_output()
-        return model
+        return self.model_combo.add_path(path)
 
     def model_path(self) -> Path | None:
         """The chosen starting model's file."""
-        return self._paths.get(self._current_key)
+        return self.model_combo.current_path()
 
     # --- workspace ----------------------------------------------------------------------
     def _browse_open(self) -> None:

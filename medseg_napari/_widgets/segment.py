@@ -15,8 +15,6 @@ from typing import Any
 from napari.layers import Image
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
-    QComboBox,
-    QFileDialog,
     QFormLayout,
     QLabel,
     QPushButton,
@@ -26,16 +24,14 @@ from qtpy.QtWidgets import (
 
 from medseg_napari._napari.layers import labels_layer_data, volume_from_layer
 from medseg_napari._widgets._common import JobPanel, LayerPicker, report_error
-from medseg_napari._widgets._models import user_models
+from medseg_napari._widgets._models import ModelPicker
 from medseg_napari.core.errors import MedsegError
 from medseg_napari.core.model.format import SegmentationModel, describe_labels, load_model
 from medseg_napari.core.model.inference import SegmentationResult, segment
 from medseg_napari.core.model.network import describe_device
-from medseg_napari.core.model.registry import list_models
 
 __all__ = ["SegmentWidget"]
 
-LOAD_ITEM = "Load model file..."
 
 
 class SegmentWidget(QWidget):
@@ -50,16 +46,12 @@ class SegmentWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self._models: dict[str, SegmentationModel] = {}
-        self._paths: dict[str, Path] = {}
-        self._extra_paths: list[Path] = []
-        self._current_key = ""
         self._pickers: list[LayerPicker] = []
         self.last_result: SegmentationResult | None = None
         self.last_layer: Any = None
 
-        self.model_combo = QComboBox()
+        self.model_combo = ModelPicker(dialog_title="Load a segmentation model")
         self.model_combo.setToolTip("A shipped model, or a model file (.pt) trained with 'medseg train'")
-        self.model_combo.activated.connect(self._on_model_activated)
         self.model_info = QLabel("")
         self.model_info.setWordWrap(True)
         self.model_info.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -85,56 +77,30 @@ class SegmentWidget(QWidget):
         layout.addWidget(self.job)
         layout.addWidget(self.result_label)
         layout.addStretch(1)
-        self.refresh_models()
+        self.model_combo.model_changed.connect(self._on_model_changed)
+        self._on_model_changed(self.model_combo.current_key)
 
     # --- models ----------------------------------------------------------------
     def refresh_models(self) -> None:
-        """Reload the picker: shipped models, added model files, then "Load model file..."."""
-        current = self._current_key
-        self._paths = {info.name: info.path for info in list_models()}
-        for path in user_models():  # fine-tuned this session (see _widgets/_models.py)
-            if path not in self._extra_paths:
-                self._extra_paths.append(path)
-        for path in self._extra_paths:
-            self._paths[str(path)] = path
-        self.model_combo.blockSignals(True)
-        self.model_combo.clear()
-        for key in self._paths:
-            self.model_combo.addItem(Path(key).name if key in map(str, self._extra_paths) else key, key)
-        self.model_combo.addItem(LOAD_ITEM, None)
-        self.model_combo.blockSignals(False)
-        keys = list(self._paths)
-        if current in keys:
-            self._select(current)
-        elif keys:
-            self._select(keys[0])
-        else:
-            self._current_key = ""
-            self._show_model(None)
+        """Reload the picker: shipped models, this session's model files, "Load model file..."."""
+        self.model_combo.refresh()
 
     def add_model_path(self, path: str | Path, *, select: bool = True) -> SegmentationModel:
         """Add a model file to the picker (and select it); raise a clear error if it is not a model."""
-        path = Path(path).expanduser().resolve()
-        model = load_model(path)
-        self._models[str(path)] = model
-        if path not in self._extra_paths:
-            self._extra_paths.append(path)
-        self.refresh_models()
-        if select:
-            self._select(str(path))
+        current = self.model_combo.current_key
+        model = self.model_combo.add_path(path)
+        self._models[self.model_combo.current_key] = model
+        if not select:
+            self.model_combo.select(current)
         return model
 
     def select_model(self, name: str) -> None:
         """Choose a model by its shipped name (or the path of an added model file)."""
         if self.model_combo.findData(name) < 0:
             raise MedsegError(f"no model '{name}' in the list")
-        self._select(name)
+        self.model_combo.select(name)
 
-    def _select(self, key: str) -> None:
-        index = self.model_combo.findData(key)
-        if index >= 0:
-            self.model_combo.setCurrentIndex(index)
-        self._current_key = key
+    def _on_model_changed(self, key: str) -> None:
         try:
             model = self.model()
         except MedsegError as error:
@@ -143,27 +109,13 @@ class SegmentWidget(QWidget):
             return
         self._show_model(model)
 
-    def _on_model_activated(self, index: int) -> None:
-        key = self.model_combo.itemData(index)
-        if key is None:  # "Load model file..."
-            path, _ = QFileDialog.getOpenFileName(self, "Load a segmentation model", "", "Model files (*.pt)")
-            if path:
-                try:
-                    self.add_model_path(path)
-                    return
-                except MedsegError as error:
-                    report_error(error)
-            self._select(self._current_key)  # back to the previous choice
-            return
-        self._select(str(key))
-
     def model(self) -> SegmentationModel | None:
         """The selected model (loaded once and cached), or ``None``."""
-        key = self._current_key
-        if not key:
+        key, path = self.model_combo.current_key, self.model_combo.current_path()
+        if path is None:
             return None
         if key not in self._models:
-            self._models[key] = load_model(self._paths[key])
+            self._models[key] = load_model(path)
         return self._models[key]
 
     def _show_model(self, model: SegmentationModel | None) -> None:

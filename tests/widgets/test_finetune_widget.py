@@ -111,7 +111,7 @@ def test_add_cases_finetune_and_pick_in_segment_widget(make_napari_viewer, qtbot
     index = segment_widget.model_combo.findData(str(out))
     assert index >= 0 and segment_widget.model_combo.itemText(index) == "parent-ft1.pt"
     segment_widget.model_combo.setCurrentIndex(index)
-    segment_widget._on_model_activated(index)
+    segment_widget.model_combo.activated.emit(index)  # as when the user picks it
     assert "fine-tuned from:</b> parent" in segment_widget.model_info.text()
     assert load_model(out).training["parent"]["name"] == "parent"
     assert "**Parent**: `parent`" in out.with_suffix(".md").read_text()

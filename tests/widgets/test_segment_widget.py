@@ -7,7 +7,8 @@ import time
 import pytest
 
 from medseg_napari._napari.layers import image_layer_data
-from medseg_napari._widgets.segment import LOAD_ITEM, SegmentWidget
+from medseg_napari._widgets._models import LOAD_ITEM
+from medseg_napari._widgets.segment import SegmentWidget
 from medseg_napari.core.errors import MedsegError
 from medseg_napari.core.geometry import Geometry
 from medseg_napari.core.metrics import dice_scores
